@@ -68,3 +68,11 @@ docs: venv ## Regenerate the variable tables of the role READMEs
 .PHONY: clean
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .cache .pytest_cache .ruff_cache
+
+.PHONY: demo
+demo: venv ## Provision and deploy the example bots onto a local SSH test host
+	examples/demo/demo.sh up
+
+.PHONY: demo-clean
+demo-clean: ## Remove the demo host
+	examples/demo/demo.sh down
