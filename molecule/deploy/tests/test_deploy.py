@@ -150,6 +150,6 @@ def test_crashing_bot_rolled_back(host):
     apps = jlist(host)
     assert apps["todoist-bot"]["pm2_env"]["status"] == "online"
     assert apps["todoist-bot"]["pm2_env"]["env"]["BOTFLEET_REVISION"] == good
-    as_bots(host, f"cd {WORK} && git revert -q --no-edit HEAD")
+    as_bots(host, f"cd {WORK} && git revert --no-edit HEAD >/dev/null")
     as_bots(host, f"cd {WORK} && git push -q /srv/git/bots.git main")
     assert deploy(host).returncode == 0
