@@ -19,6 +19,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_PM2_PATH = "/usr/local/bin/pm2"
+
+# Options of every module that runs pm2 as the PM2 user; documented in the
+# botfleet.pm2.pm2 doc fragment.
+PM2_USER_ARGUMENT_SPEC = {
+    "user": {"type": "str", "default": "bots"},
+    "pm2_home": {"type": "path"},
+    "pm2_path": {"type": "path"},
+    "systemd_unit": {"type": "str"},
+}
 DEFAULT_NODE_PATH = "/usr/bin/node"
 SYSTEM_PATH = "/usr/bin:/bin"
 MASK = "********"

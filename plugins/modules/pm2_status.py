@@ -33,17 +33,6 @@ options:
         compared in this case, and C(min_uptime) is read from the process table.
     type: list
     elements: str
-  user:
-    description: User that owns the PM2 daemon.
-    type: str
-    default: bots
-  pm2_home:
-    description: PM2 home folder (E(PM2_HOME)) of O(user). Defaults to C(<home of user>/.pm2).
-    type: path
-  pm2_path:
-    description:
-      - Path of the pm2 executable. Defaults to C(pm2) found on E(PATH), else C(/usr/local/bin/pm2).
-    type: path
   settle:
     description:
       - Seconds between the two samples of the process table.
@@ -63,9 +52,6 @@ options:
     description: Number of lines of each unhealthy app's error log to show in the failure message.
     type: int
     default: 15
-  systemd_unit:
-    description: Systemd unit that should own the daemon. Defaults to C(pm2-<user>).
-    type: str
 attributes:
   check_mode:
     support: full
@@ -76,10 +62,6 @@ attributes:
     support: full
     description: Never changes anything, so RV(ignore:changed) is always false.
 notes:
-  - >-
-    Run the task with C(become: true). As root the module switches to O(user) with C(runuser);
-    as O(user) it runs pm2 directly. In both cases pm2 gets only E(HOME), E(PM2_HOME) and a
-    E(PATH) made of the folders of node and pm2 plus C(/usr/bin:/bin).
   - C(pm2 jlist) and even C(pm2 --version) spawn a daemon when none runs, so the module first
     reads C(<pm2_home>/pm2.pid) and checks the process. If the daemon stops between that check
     and C(pm2 jlist), PM2 spawns a new one; the module then fails because the daemon pid changed.
@@ -94,6 +76,8 @@ notes:
     process; every process is checked.
   - The systemd check needs a host booted with systemd. Elsewhere RV(daemon.systemd_main_pid)
     is null and no warning is given.
+extends_documentation_fragment:
+  - botfleet.pm2.pm2
 author:
   - botfleet.pm2 developers
 """
@@ -227,6 +211,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.botfleet.pm2.plugins.module_utils._pm2 import (
+    PM2_USER_ARGUMENT_SPEC,
     Pm2Error,
     Pm2Process,
     Runner,
@@ -244,15 +229,12 @@ from ansible_collections.botfleet.pm2.plugins.module_utils._pm2 import (
 )
 
 ARGUMENT_SPEC = {
+    **PM2_USER_ARGUMENT_SPEC,
     "ecosystem": {"type": "path"},
     "names": {"type": "list", "elements": "str"},
-    "user": {"type": "str", "default": "bots"},
-    "pm2_home": {"type": "path"},
-    "pm2_path": {"type": "path"},
     "settle": {"type": "float", "default": 10.0},
     "undeclared": {"type": "str", "choices": ["fail", "warn", "ignore"], "default": "warn"},
     "log_lines": {"type": "int", "default": 15},
-    "systemd_unit": {"type": "str"},
 }
 
 
