@@ -5,8 +5,6 @@ The installs fetch six 1.16.0 from PyPI and is-number 7.0.0 from the npm registr
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import shutil
@@ -14,12 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
-from ansible.module_utils import _internal as module_internal
-from ansible.module_utils.common import warnings as module_warnings
-from ansible.module_utils.testing import patch_module_args
+from module_runner import run_module_main, warning_messages
 
 from ansible_collections.botfleet.pm2.plugins.module_utils._deps import error_excerpt
 from ansible_collections.botfleet.pm2.plugins.modules import bot_dependencies
@@ -37,27 +32,8 @@ GIT_ENV = {
 }
 
 
-def module_mode() -> Any:
-    return mock.patch.object(module_internal, "is_controller", False)
-
-
-def run_module(capsys: pytest.CaptureFixture[str], args: dict[str, Any], **flags: bool) -> dict:
-    payload = {**args, "_ansible_check_mode": flags.get("check", False)}
-    payload["_ansible_diff"] = flags.get("diff", False)
-    with patch_module_args(payload), module_mode(), pytest.raises(SystemExit):
-        # Warnings go to a process-wide list, or to the controller's display after other tests
-        # import controller code. Each run starts with an empty list, as in a module process.
-        module_warnings._global_warnings.clear()
-        bot_dependencies.main()
-    return json.loads(capsys.readouterr().out)
-
-
-def warning_messages(result: dict[str, Any]) -> list[str]:
-    """Return the warning texts, which ansible-core 2.19 wraps in an event object."""
-    return [
-        item["event"]["msg"] if isinstance(item, dict) else item
-        for item in result.get("warnings", [])
-    ]
+def run_module(args: dict[str, Any], **flags: bool) -> dict:
+    return run_module_main(bot_dependencies, args, **flags)
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -123,17 +99,7 @@ def new_site(root: Path) -> Site:
 def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Site, dict[str, Any]]:
     """A site after one real run that installed both bots; tests work on copies of it."""
     site = new_site(tmp_path_factory.mktemp("installed") / "site")
-    # capsys serves one test only, so this shared run captures the output itself.
-    output = io.StringIO()
-    with (
-        contextlib.redirect_stdout(output),
-        patch_module_args(site.args(site.python_bot(), site.node_bot())),
-        module_mode(),
-        pytest.raises(SystemExit),
-    ):
-        module_warnings._global_warnings.clear()
-        bot_dependencies.main()
-    return site, json.loads(output.getvalue())
+    return site, run_module(site.args(site.python_bot(), site.node_bot()))
 
 
 @pytest.fixture
@@ -182,51 +148,51 @@ def test_first_run_writes_stamps(installed):
         assert stamp["manifest_hash"] == outcome["manifest_hash"]
 
 
-def test_second_run_installs_nothing(capsys, site):
-    result = run_module(capsys, site.args(site.python_bot(), site.node_bot()), diff=True)
+def test_second_run_installs_nothing(site):
+    result = run_module(site.args(site.python_bot(), site.node_bot()), diff=True)
     assert result["changed"] is False
     assert [bot["reason"] for bot in result["bots"]] == ["up to date", "up to date"]
     assert [bot["installed"] for bot in result["bots"]] == [False, False]
     assert result["diff"]["before"] == result["diff"]["after"]
 
 
-def test_requirements_change_reinstalls(capsys, site):
+def test_requirements_change_reinstalls(site):
     requirements = site.checkout / "bots/python-bot/requirements.txt"
     requirements.write_text("six==1.16.0\n# pinned for the weather API client\n")
-    result = run_module(capsys, site.args(site.python_bot()))
+    result = run_module(site.args(site.python_bot()))
     assert result["changed"] is True
     assert result["bots"][0]["reason"] == "manifest changed"
     assert result["bots"][0]["venv_created"] is False
 
 
-def test_included_requirements_file_hashed(capsys, site):
+def test_included_requirements_file_hashed(site):
     bot_dir = site.checkout / "bots/python-bot"
     (bot_dir / "base.txt").write_text("six==1.16.0\n")
     (bot_dir / "requirements.txt").write_text("-r base.txt\n")
-    first = run_module(capsys, site.args(site.python_bot()))
+    first = run_module(site.args(site.python_bot()))
     (bot_dir / "base.txt").write_text("six==1.16.0  # same pin, new comment\n")
-    second = run_module(capsys, site.args(site.python_bot()))
+    second = run_module(site.args(site.python_bot()))
     assert first["bots"][0]["reason"] == "manifest changed"
     assert second["bots"][0]["reason"] == "manifest changed"
     assert first["bots"][0]["manifest_hash"] != second["bots"][0]["manifest_hash"]
 
 
-def test_broken_venv_recreated(capsys, site):
+def test_broken_venv_recreated(site):
     python = Path(site.python_bot()["venv"]) / "bin" / "python"
     python.unlink()
     python.symlink_to("/nonexistent/python3")
-    result = run_module(capsys, site.args(site.python_bot()))
+    result = run_module(site.args(site.python_bot()))
     assert result["bots"][0]["reason"] == "venv recreated"
     assert result["bots"][0]["installed"] is True
     assert result["bots"][0]["venv_created"] is True
     assert python.resolve().exists()
 
 
-def test_pip_failure_surfaces_message(capsys, site):
+def test_pip_failure_surfaces_message(site):
     bot = site.python_bot()
     stamp = Path(bot["state_dir"]) / "dependencies.json"
     (site.checkout / "bots/python-bot/requirements.txt").write_text("six==0.0.1\n")
-    result = run_module(capsys, site.args(bot, site.node_bot()))
+    result = run_module(site.args(bot, site.node_bot()))
     assert result["failed"] is True
     assert result["msg"].startswith("Unable to install the Python dependencies of bot weather: ")
     assert "No matching distribution found for six==0.0.1" in result["msg"]
@@ -237,20 +203,20 @@ def test_pip_failure_surfaces_message(capsys, site):
     assert (Path(site.node_bot()["state_dir"]) / "dependencies.json").exists()
 
 
-def test_node_modules_missing_reinstalls(capsys, site):
+def test_node_modules_missing_reinstalls(site):
     shutil.rmtree(site.checkout / "bots/node-bot/node_modules")
-    result = run_module(capsys, site.args(site.node_bot()))
+    result = run_module(site.args(site.node_bot()))
     assert result["bots"][0]["reason"] == "node_modules missing"
     assert (site.checkout / "bots/node-bot/node_modules/is-number").is_dir()
     assert site.git_status() == ""
 
 
-def test_node_without_lockfile_warns(capsys, site):
+def test_node_without_lockfile_warns(site):
     bot_dir = site.checkout / "bots/node-bot"
     git(site.checkout, "rm", "--quiet", "bots/node-bot/package-lock.json")
     git(site.checkout, "commit", "--quiet", "-m", "Drop the lockfile")
     shutil.rmtree(bot_dir / "node_modules")
-    result = run_module(capsys, site.args(site.node_bot()))
+    result = run_module(site.args(site.node_bot()))
     assert result["bots"][0]["command"] == f"{NPM} install --omit=dev --no-package-lock"
     assert warning_messages(result)[0].startswith(
         "Bot echo has no package-lock.json or npm-shrinkwrap.json"
@@ -259,28 +225,28 @@ def test_node_without_lockfile_warns(capsys, site):
     assert (bot_dir / "node_modules/is-number").is_dir()
 
 
-def test_lockfile_mismatch_fails_naming_bot(capsys, site):
+def test_lockfile_mismatch_fails_naming_bot(site):
     package = site.checkout / "bots/node-bot/package.json"
     package.write_text(package.read_text().replace('"7.0.0"', '"6.0.0"'))
-    result = run_module(capsys, site.args(site.node_bot()))
+    result = run_module(site.args(site.node_bot()))
     assert result["failed"] is True
     assert result["msg"].startswith("Unable to install the Node dependencies of bot echo: ")
     assert "package.json and package-lock.json" in result["msg"]
     assert result["rc"] == 1
 
 
-def test_new_untracked_files_warned(capsys, site):
+def test_new_untracked_files_warned(site):
     target = site.checkout / "bots/python-bot/vendor"
     (site.checkout / "bots/python-bot/requirements.txt").write_text("six==1.16.0\n\n")
     args = {**site.args(site.python_bot()), "pip_extra_args": ["--target", str(target)]}
-    result = run_module(capsys, args)
+    result = run_module(args)
     assert result["bots"][0]["installed"] is True
     assert "left new untracked files" in warning_messages(result)[0]
 
 
-def test_check_mode_changes_nothing(capsys, tmp_path):
+def test_check_mode_changes_nothing(tmp_path):
     site = new_site(tmp_path / "site")
-    result = run_module(capsys, site.args(site.python_bot(), site.node_bot()), check=True)
+    result = run_module(site.args(site.python_bot(), site.node_bot()), check=True)
     assert result["changed"] is True
     assert [bot["reason"] for bot in result["bots"]] == ["first install", "first install"]
     assert not Path(site.python_bot()["venv"]).exists()
@@ -288,11 +254,11 @@ def test_check_mode_changes_nothing(capsys, tmp_path):
     assert not (site.root / "state").exists()
 
 
-def test_python_bot_requires_venv(capsys, tmp_path):
+def test_python_bot_requires_venv(tmp_path):
     site = Site(tmp_path)
     bot = site.python_bot()
     del bot["venv"]
-    result = run_module(capsys, site.args(bot))
+    result = run_module(site.args(bot))
     assert result["failed"] is True
     assert "venv" in result["msg"]
 
@@ -325,9 +291,9 @@ def test_error_excerpt_keeps_cause(fixture, expected):
     assert excerpt == (expected if expected is not None else text.strip())
 
 
-def test_missing_bot_folder_fails(capsys, tmp_path):
+def test_missing_bot_folder_fails(tmp_path):
     site = Site(tmp_path)
-    result = run_module(capsys, site.args(site.node_bot()))
+    result = run_module(site.args(site.node_bot()))
     assert result["msg"] == (
         f"Unable to install the dependencies of bot echo: its folder {site.node_bot()['dir']} "
         "does not exist; check the dir of the bot and that the checkout contains it"

@@ -7,12 +7,9 @@ import json
 import threading
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
-from ansible.module_utils import _internal as module_internal
-from ansible.module_utils.common import warnings as module_warnings
-from ansible.module_utils.testing import patch_module_args
+from module_runner import run_module_main, warning_messages
 
 from ansible_collections.botfleet.pm2.plugins.modules import deploy_lock
 
@@ -24,29 +21,8 @@ OTHER_LOCK = {
 }
 
 
-def module_mode() -> Any:
-    return mock.patch.object(module_internal, "is_controller", False)
-
-
-def run_module(capsys: pytest.CaptureFixture[str], args: dict[str, Any], check: bool = False):
-    with (
-        patch_module_args({**args, "_ansible_check_mode": check}),
-        module_mode(),
-        pytest.raises(SystemExit),
-    ):
-        # Warnings go to a process-wide list, or to the controller's display after other tests
-        # import controller code. Each run starts with an empty list, as in a module process.
-        module_warnings._global_warnings.clear()
-        deploy_lock.main()
-    return json.loads(capsys.readouterr().out)
-
-
-def warning_messages(result: dict[str, Any]) -> list[str]:
-    """Return the warning texts, which ansible-core 2.19 wraps in an event object."""
-    return [
-        item["event"]["msg"] if isinstance(item, dict) else item
-        for item in result.get("warnings", [])
-    ]
+def run_module(args: dict[str, Any], **flags: bool) -> dict:
+    return run_module_main(deploy_lock, args, **flags)
 
 
 def write_lock(path: Path, since: datetime.datetime | None = None) -> None:
@@ -70,8 +46,8 @@ def take(lock: Path) -> dict[str, Any]:
     return {"path": str(lock), "holder": "bob@ci pid 77", "revision": "9f1d2c7", "timeout": 1}
 
 
-def test_acquire_free_lock(capsys, lock, take):
-    result = run_module(capsys, take)
+def test_acquire_free_lock(lock, take):
+    result = run_module(take)
     content = json.loads(lock.read_text())
     assert result["changed"] is True
     assert result["acquired"] is True
@@ -81,10 +57,10 @@ def test_acquire_free_lock(capsys, lock, take):
     assert content["since"] == result["since"]
 
 
-def test_contention_times_out_naming_holder(capsys, lock, take):
+def test_contention_times_out_naming_holder(lock, take):
     write_lock(lock, recent())
     since = json.loads(lock.read_text())["since"]
-    result = run_module(capsys, take)
+    result = run_module(take)
     assert result["failed"] is True
     assert result["msg"] == (
         f"Unable to take the deploy lock {lock}: held by alice@laptop pid 4242 since {since} "
@@ -94,52 +70,52 @@ def test_contention_times_out_naming_holder(capsys, lock, take):
     assert json.loads(lock.read_text())["token"] == OTHER_LOCK["token"]
 
 
-def test_waits_until_lock_released(capsys, lock, take):
+def test_waits_until_lock_released(lock, take):
     write_lock(lock, recent())
     timer = threading.Timer(0.5, lock.unlink)
     timer.start()
-    result = run_module(capsys, {**take, "timeout": 10})
+    result = run_module({**take, "timeout": 10})
     timer.join()
     assert result["acquired"] is True
     assert result["waited"] >= 0.5
     assert json.loads(lock.read_text())["holder"] == "bob@ci pid 77"
 
 
-def test_stale_lock_taken_over(capsys, lock, take):
+def test_stale_lock_taken_over(lock, take):
     write_lock(lock, datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=2))
-    result = run_module(capsys, {**take, "expire": 1800})
+    result = run_module({**take, "expire": 1800})
     assert result["acquired"] is True
     assert result["taken_over"]["holder"] == "alice@laptop pid 4242"
     assert "was stale: it was held by alice@laptop pid 4242" in warning_messages(result)[0]
     assert json.loads(lock.read_text())["token"] == result["token"]
 
 
-def test_unreadable_lock_counts_as_held(capsys, lock, take):
+def test_unreadable_lock_counts_as_held(lock, take):
     lock.write_text("not json")
-    result = run_module(capsys, {**take, "timeout": 0})
+    result = run_module({**take, "timeout": 0})
     assert result["failed"] is True
     assert "held by an unknown deploy since" in result["msg"]
 
 
-def test_reacquire_with_own_token(capsys, lock, take):
-    first = run_module(capsys, take)
-    second = run_module(capsys, {**take, "token": first["token"]})
+def test_reacquire_with_own_token(lock, take):
+    first = run_module(take)
+    second = run_module({**take, "token": first["token"]})
     assert second["changed"] is False
     assert second["acquired"] is True
     assert second["since"] == first["since"]
 
 
-def test_release_with_own_token(capsys, lock, take):
-    token = run_module(capsys, take)["token"]
-    result = run_module(capsys, {"path": str(lock), "state": "absent", "token": token})
+def test_release_with_own_token(lock, take):
+    token = run_module(take)["token"]
+    result = run_module({"path": str(lock), "state": "absent", "token": token})
     assert result["changed"] is True
     assert result["released"] is True
     assert not lock.exists()
 
 
-def test_release_wrong_token_refused(capsys, lock):
+def test_release_wrong_token_refused(lock):
     write_lock(lock, recent())
-    result = run_module(capsys, {"path": str(lock), "state": "absent", "token": "b" * 32})
+    result = run_module({"path": str(lock), "state": "absent", "token": "b" * 32})
     assert result["failed"] is True
     assert result["msg"].startswith(
         f"Unable to release the deploy lock {lock}: it is held by alice@laptop pid 4242"
@@ -147,8 +123,8 @@ def test_release_wrong_token_refused(capsys, lock):
     assert lock.exists()
 
 
-def test_release_missing_lock_unchanged(capsys, lock):
-    result = run_module(capsys, {"path": str(lock), "state": "absent", "token": "c" * 32})
+def test_release_missing_lock_unchanged(lock):
+    result = run_module({"path": str(lock), "state": "absent", "token": "c" * 32})
     assert result["changed"] is False
     assert result["released"] is False
 
@@ -161,29 +137,29 @@ def test_release_missing_lock_unchanged(capsys, lock):
         ("stale", True, True, False),
     ],
 )
-def test_check_mode_reports_outcome(capsys, lock, take, existing, changed, acquired, would_wait):
+def test_check_mode_reports_outcome(lock, take, existing, changed, acquired, would_wait):
     ages = {"held": datetime.timedelta(seconds=5), "stale": datetime.timedelta(hours=2)}
     if existing in ages:
         write_lock(lock, datetime.datetime.now(datetime.UTC) - ages[existing])
     before = lock.read_text() if lock.exists() else None
-    result = run_module(capsys, take, check=True)
+    result = run_module(take, check=True)
     assert result["changed"] is changed
     assert result["acquired"] is acquired
     assert result["would_wait"] is would_wait
     assert (lock.read_text() if lock.exists() else None) == before
 
 
-def test_check_mode_release_mismatch_warns(capsys, lock):
+def test_check_mode_release_mismatch_warns(lock):
     write_lock(lock, recent())
-    result = run_module(capsys, {"path": str(lock), "state": "absent", "token": "d" * 32}, True)
+    result = run_module({"path": str(lock), "state": "absent", "token": "d" * 32}, check=True)
     assert result["changed"] is False
     assert "its token differs" in warning_messages(result)[0]
     assert lock.exists()
 
 
-def test_missing_folder_fails_clearly(capsys, tmp_path, take):
+def test_missing_folder_fails_clearly(tmp_path, take):
     path = tmp_path / "absent" / "deploy.lock"
-    result = run_module(capsys, {**take, "path": str(path)})
+    result = run_module({**take, "path": str(path)})
     assert result["msg"] == (
         f"Unable to take the deploy lock {path}: the folder {path.parent} does not exist; "
         "run the provision playbook first"
@@ -197,7 +173,7 @@ def test_missing_folder_fails_clearly(capsys, tmp_path, take):
         ({"state": "absent"}, "token"),
     ],
 )
-def test_required_options_per_state(capsys, lock, args, missing):
-    result = run_module(capsys, {"path": str(lock), **args})
+def test_required_options_per_state(lock, args, missing):
+    result = run_module({"path": str(lock), **args})
     assert result["failed"] is True
     assert missing in result["msg"]

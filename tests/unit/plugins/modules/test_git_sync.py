@@ -8,12 +8,9 @@ import subprocess
 import tarfile
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
-from ansible.module_utils import _internal as module_internal
-from ansible.module_utils.common import warnings as module_warnings
-from ansible.module_utils.testing import patch_module_args
+from module_runner import run_module_main
 
 from ansible_collections.botfleet.pm2.plugins.module_utils._git import (
     exclude_pattern,
@@ -38,19 +35,8 @@ def git(cwd: Path, *args: str) -> str:
     return completed.stdout.strip()
 
 
-def module_mode() -> Any:
-    return mock.patch.object(module_internal, "is_controller", False)
-
-
-def run_module(capsys: pytest.CaptureFixture[str], args: dict[str, Any], **flags: bool) -> dict:
-    payload = {**args, "_ansible_check_mode": flags.get("check", False)}
-    payload["_ansible_diff"] = flags.get("diff", False)
-    with patch_module_args(payload), module_mode(), pytest.raises(SystemExit):
-        # Warnings go to a process-wide list, or to the controller's display after other tests
-        # import controller code. Each run starts with an empty list, as in a module process.
-        module_warnings._global_warnings.clear()
-        git_sync.main()
-    return json.loads(capsys.readouterr().out)
+def run_module(args: dict[str, Any], **flags: bool) -> dict:
+    return run_module_main(git_sync, args, **flags)
 
 
 class Upstream:
@@ -92,13 +78,13 @@ def args(upstream: Upstream, tmp_path: Path) -> dict[str, Any]:
 
 
 @pytest.fixture
-def checkout(capsys: pytest.CaptureFixture[str], args: dict[str, Any]) -> Path:
-    run_module(capsys, args)
+def checkout(args: dict[str, Any]) -> Path:
+    run_module(args)
     return Path(args["dest"])
 
 
-def test_clone_into_missing_dest(capsys, args, upstream):
-    result = run_module(capsys, args)
+def test_clone_into_missing_dest(args, upstream):
+    result = run_module(args)
     assert result["changed"] is True
     assert result["cloned"] is True
     assert result["before"] is None
@@ -115,20 +101,20 @@ def test_clone_into_missing_dest(capsys, args, upstream):
         ("first-full", "first"),
     ],
 )
-def test_version_resolves_to_sha(capsys, args, upstream, checkout, version, expected):
+def test_version_resolves_to_sha(args, upstream, checkout, version, expected):
     shas = {
         "main": "main",
         "v1": "v1",
         "first-short": upstream.first[:10],
         "first-full": upstream.first,
     }
-    result = run_module(capsys, {**args, "version": shas[version]})
+    result = run_module({**args, "version": shas[version]})
     assert result["after"] == getattr(upstream, expected)
     assert git(checkout, "rev-parse", "HEAD") == getattr(upstream, expected)
 
 
-def test_unknown_version_fails_naming_it(capsys, args, upstream, checkout):
-    result = run_module(capsys, {**args, "version": "no-such-branch"})
+def test_unknown_version_fails_naming_it(args, upstream, checkout):
+    result = run_module({**args, "version": "no-such-branch"})
     assert result["failed"] is True
     assert result["msg"] == (
         f"Unable to find revision 'no-such-branch' in {upstream.bare}: no branch, tag or "
@@ -137,14 +123,14 @@ def test_unknown_version_fails_naming_it(capsys, args, upstream, checkout):
     )
 
 
-def test_local_edit_saved_then_discarded(capsys, args, upstream, checkout):
+def test_local_edit_saved_then_discarded(args, upstream, checkout):
     config = checkout / "bots/echo/config.json"
     config.write_text('{"prefix": "?"}\n')
     app = checkout / "bots/echo/app.py"
     app.write_text("print('hotfix')\n")
     git(checkout, "add", "bots/echo/app.py")
 
-    result = run_module(capsys, args)
+    result = run_module(args)
     backup = Path(result["backup"])
     patch = (backup / "changes.patch").read_text()
     manifest = json.loads((backup / "manifest.json").read_text())
@@ -161,14 +147,14 @@ def test_local_edit_saved_then_discarded(capsys, args, upstream, checkout):
     assert app.read_text() == "print('v2')\n"
 
 
-def test_backup_patch_applies_again(capsys, args, checkout):
+def test_backup_patch_applies_again(args, checkout):
     (checkout / "bots/echo/config.json").write_text('{"prefix": "?"}\n')
-    result = run_module(capsys, args)
+    result = run_module(args)
     git(checkout, "apply", str(Path(result["backup"]) / "changes.patch"))
     assert (checkout / "bots/echo/config.json").read_text() == '{"prefix": "?"}\n'
 
 
-def test_untracked_in_keep_path_survives(capsys, args, checkout):
+def test_untracked_in_keep_path_survives(args, checkout):
     data = checkout / "bots/echo/data"
     data.mkdir()
     content = bytes(range(256)) * 64
@@ -177,21 +163,21 @@ def test_untracked_in_keep_path_survives(capsys, args, checkout):
     modules.mkdir(parents=True)
     (modules / "index.js").write_text("module.exports = 1;\n")
 
-    result = run_module(capsys, args)
+    result = run_module(args)
     assert result["discarded"] == []
     assert result["backup"] is None
     assert (data / "state.db").read_bytes() == content
     assert (modules / "index.js").exists()
 
 
-def test_untracked_elsewhere_backed_up_removed(capsys, args, checkout):
+def test_untracked_elsewhere_backed_up_removed(args, checkout):
     notes = checkout / "bots/echo/notes.txt"
     notes.write_bytes(b"remember\x00the milk\n")
     (checkout / "scratch").mkdir()
     (checkout / "scratch/todo.md").write_text("- deploy\n")
     (checkout / "bots/echo/run.log").write_text("ignored by .gitignore\n")
 
-    result = run_module(capsys, args)
+    result = run_module(args)
     with tarfile.open(Path(result["backup"]) / "untracked.tar.gz") as tarball:
         saved = tarball.extractfile("bots/echo/notes.txt").read()
         names = sorted(tarball.getnames())
@@ -206,7 +192,7 @@ def test_untracked_elsewhere_backed_up_removed(capsys, args, checkout):
     assert (checkout / "bots/echo/run.log").exists()
 
 
-def test_stray_bytecode_purged(capsys, args, checkout):
+def test_stray_bytecode_purged(args, checkout):
     cache = checkout / "bots/echo/__pycache__"
     cache.mkdir()
     (cache / "removed_module.cpython-311.pyc").write_bytes(b"\x00bytecode")
@@ -215,7 +201,7 @@ def test_stray_bytecode_purged(capsys, args, checkout):
     spared.mkdir(parents=True)
     (spared / "kept.cpython-311.pyc").write_bytes(b"\x00bytecode")
 
-    result = run_module(capsys, args)
+    result = run_module(args)
     assert result["changed"] is True
     assert result["purged"] == 2
     assert result["backup"] is None
@@ -224,25 +210,25 @@ def test_stray_bytecode_purged(capsys, args, checkout):
     assert (spared / "kept.cpython-311.pyc").exists()
 
 
-def test_purge_exclude_spares_folder(capsys, args, checkout):
+def test_purge_exclude_spares_folder(args, checkout):
     vendored = checkout / "bots/echo/vendor"
     vendored.mkdir()
     (vendored / "lib.pyc").write_bytes(b"\x00bytecode")
-    result = run_module(capsys, {**args, "purge_exclude": ["bots/echo/vendor/lib.pyc"]})
+    result = run_module({**args, "purge_exclude": ["bots/echo/vendor/lib.pyc"]})
     assert result["purged"] == 0
     assert (vendored / "lib.pyc").exists()
 
 
-def test_second_run_changes_nothing(capsys, args, checkout):
-    result = run_module(capsys, args)
+def test_second_run_changes_nothing(args, checkout):
+    result = run_module(args)
     assert result["changed"] is False
     assert result["before"] == result["after"]
     assert result["discarded"] == []
     assert result["purged"] == 0
 
 
-def test_move_between_revisions_reports_both(capsys, args, upstream, checkout):
-    result = run_module(capsys, {**args, "version": "v1"}, diff=True)
+def test_move_between_revisions_reports_both(args, upstream, checkout):
+    result = run_module({**args, "version": "v1"}, diff=True)
     assert result["changed"] is True
     assert result["before"] == upstream.second
     assert result["after"] == upstream.first
@@ -250,12 +236,12 @@ def test_move_between_revisions_reports_both(capsys, args, upstream, checkout):
     assert result["diff"]["after"] == f"revision: {upstream.first}\n"
 
 
-def test_check_mode_touches_nothing(capsys, args, upstream, checkout):
+def test_check_mode_touches_nothing(args, upstream, checkout):
     (checkout / "bots/echo/config.json").write_text("edited\n")
     (checkout / "notes.txt").write_text("mine\n")
     (checkout / "stale.pyc").write_bytes(b"\x00")
 
-    result = run_module(capsys, {**args, "version": "v1"}, check=True, diff=True)
+    result = run_module({**args, "version": "v1"}, check=True, diff=True)
     assert result["changed"] is True
     assert result["after"] == upstream.first
     assert result["discarded"] == [
@@ -276,14 +262,14 @@ def test_check_mode_touches_nothing(capsys, args, upstream, checkout):
     assert not Path(args["backup_root"]).exists()
 
 
-def test_check_mode_on_missing_dest(capsys, args, upstream):
-    result = run_module(capsys, args, check=True)
+def test_check_mode_on_missing_dest(args, upstream):
+    result = run_module(args, check=True)
     assert result["changed"] is True
     assert result["after"] == upstream.second
     assert not Path(args["dest"]).exists()
 
 
-def test_old_backups_pruned(capsys, args, checkout):
+def test_old_backups_pruned(args, checkout):
     backup_root = Path(args["backup_root"])
     backup_root.mkdir()
     for name in ("20240101T000000Z", "20240102T000000Z", "20240103T000000Z"):
@@ -292,7 +278,7 @@ def test_old_backups_pruned(capsys, args, checkout):
     (backup_root / "keep-me").mkdir()
     (checkout / "notes.txt").write_text("mine\n")
 
-    result = run_module(capsys, {**args, "backup_keep": 2})
+    result = run_module({**args, "backup_keep": 2})
     assert sorted(os.listdir(backup_root)) == [
         "20240103T000000Z",
         os.path.basename(result["backup"]),
@@ -300,9 +286,9 @@ def test_old_backups_pruned(capsys, args, checkout):
     ]
 
 
-def test_fetch_failure_masks_password(capsys, args, checkout):
+def test_fetch_failure_masks_password(args, checkout):
     repo = "https://deployer:s3cret-token@127.0.0.1:9/bots.git"
-    captured = run_module(capsys, {**args, "repo": repo})
+    captured = run_module({**args, "repo": repo})
     output = json.dumps(captured)
     assert captured["failed"] is True
     assert captured["msg"].startswith(
@@ -312,18 +298,18 @@ def test_fetch_failure_masks_password(capsys, args, checkout):
     assert "s3cret-token" not in output
 
 
-def test_dest_not_a_checkout_fails(capsys, args):
+def test_dest_not_a_checkout_fails(args):
     Path(args["dest"]).mkdir()
     (Path(args["dest"]) / "file.txt").write_text("not git\n")
-    result = run_module(capsys, args)
+    result = run_module(args)
     assert result["msg"] == (
         f"Unable to sync {args['dest']}: it exists and is not a git checkout; "
         "move it away or remove it, then deploy again"
     )
 
 
-def test_backup_root_inside_dest_rejected(capsys, args):
-    result = run_module(capsys, {**args, "backup_root": f"{args['dest']}/backups"})
+def test_backup_root_inside_dest_rejected(args):
+    result = run_module({**args, "backup_root": f"{args['dest']}/backups"})
     assert result["failed"] is True
     assert "inside dest" in result["msg"]
 
@@ -353,8 +339,8 @@ def test_exclude_pattern_is_anchored(path, expected):
     assert exclude_pattern(path) == expected
 
 
-def test_new_token_in_url_replaces_origin(capsys, args, checkout):
+def test_new_token_in_url_replaces_origin(args, checkout):
     git(checkout, "remote", "set-url", "origin", "https://deployer:old@127.0.0.1:9/bots.git")
-    result = run_module(capsys, args)
+    result = run_module(args)
     assert result["changed"] is True
     assert git(checkout, "config", "--get", "remote.origin.url") == args["repo"]
