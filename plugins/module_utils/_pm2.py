@@ -586,7 +586,7 @@ def cli_version(pm2_path: str) -> str | None:
 
 @dataclass
 class DumpState:
-    """What <pm2_home>/dump.pm2 lists, which `pm2 resurrect` restores at boot."""
+    """Contents of <pm2_home>/dump.pm2, the list that `pm2 resurrect` restores at boot."""
 
     path: str
     exists: bool

@@ -229,7 +229,7 @@ def plan_changes(
 
 
 def table_after(declared: list[DeclaredApp], processes: list[Pm2Process], prune: bool) -> list[str]:
-    """Return the app names the process table holds after the plan ran."""
+    """Return the app names the process table contains after the plan has run."""
     names = [app.name for app in declared]
     if not prune:
         names += [name for name in group_by_name(processes) if name not in names]

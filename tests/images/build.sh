@@ -3,7 +3,7 @@
 # botfleet-test:debian13, unless an image built from the same recipe and
 # CA bundle already exists.
 #
-# Where a container registry answers, the base is debian:<suite>; where
+# Where a container registry responds, the base is debian:<suite>; where
 # none does, the base is a debootstrap minbase tree imported with
 # `docker import`.
 set -euo pipefail
@@ -30,7 +30,7 @@ recipe_hash() {
   cat "$here/Dockerfile" "$here/build.sh" "$ca_bundle" | sha256sum | cut -c1-16
 }
 
-registry_answers() {
+registry_responds() {
   timeout 30 docker pull -q "debian:$1" >/dev/null 2>&1
 }
 
@@ -61,7 +61,7 @@ build_suite() {
     return
   fi
 
-  if registry_answers "$suite"; then
+  if registry_responds "$suite"; then
     base="debian:$suite"
   else
     base="botfleet-base:$suite"

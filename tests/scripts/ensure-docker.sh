@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Make sure a Docker engine answers, installing Debian's docker.io and
+# Make sure a Docker engine responds, installing Debian's docker.io and
 # debootstrap and starting dockerd in the background when needed.
 set -euo pipefail
 
@@ -34,7 +34,7 @@ fi
 
 for _ in $(seq 1 60); do
   if docker info >/dev/null 2>&1; then
-    log "the Docker engine answers"
+    log "the Docker engine responds"
     exit 0
   fi
   sleep 1

@@ -88,11 +88,11 @@ def main() -> int:
 
     stale = []
     for role in sorted(path.parent for path in (ROOT / "roles").glob("*/README.md")):
-        current, wanted = updated_readme(role)
-        if current == wanted:
+        current, expected = updated_readme(role)
+        if current == expected:
             continue
         if args.write:
-            (role / "README.md").write_text(wanted)
+            (role / "README.md").write_text(expected)
             print(f"updated {role.relative_to(ROOT)}/README.md")
         else:
             stale.append(role.name)
