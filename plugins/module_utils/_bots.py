@@ -830,6 +830,10 @@ def app_definition(bot: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, 
         "exp_backoff_restart_delay": pm2["exp_backoff_restart_delay"],
         "kill_timeout": pm2["kill_timeout"],
         "time": True,
+        # PM2 7.0.4 (lib/God.js) adds "-<pm_id>" to the log file names of an app with
+        # `instances` set unless merge_logs is true, so each restart of a Node bot would
+        # start new files under new names.
+        "merge_logs": True,
     }
     if pm2.get("cron_restart"):
         app["cron_restart"] = pm2["cron_restart"]

@@ -132,7 +132,7 @@ apps:
       interpreter: /usr/bin/node
       script: /srv/botfleet/checkout/bots/quotes/index.js
       revision: 0123456789abcdef0123456789abcdef01234567
-      fingerprint: 3f9c2a7d41b0e8c5
+      fingerprint: 3f9c2a7d41b0e8c5a61d
   contains:
     uptime:
       description: Time the process started, in milliseconds since the epoch (PM2's C(pm_uptime)).
