@@ -462,6 +462,9 @@ def sync(git: Git, request: SyncRequest, check_mode: bool) -> dict[str, Any]:
     url_changed = sync_remote_url(git, request.repo, check_mode)
     if check_mode:
         after = resolve_local(git, request.version) if SHORT_SHA.match(request.version) else None
+        if after is None and FULL_SHA.match(request.version):
+            # ls-remote lists refs only, so a commit not fetched yet is reported as given.
+            after = request.version
         remote = request.repo if url_changed else "origin"
         after = after or resolve_remote(git, remote, request.version, cwd=None)
         if after is None:

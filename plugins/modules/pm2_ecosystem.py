@@ -40,6 +40,14 @@ options:
     type: str
     choices: [changed, all]
     default: changed
+  planned_apps:
+    description:
+      - The apps the ecosystem file declares once it is written, as returned in C(apps) by
+        M(botfleet.pm2.ecosystem_file). Each item needs C(name) and C(fingerprint).
+      - Used only in check mode, where that module has not written the file yet, so that the
+        plan names the apps a real run would start, restart or remove.
+    type: list
+    elements: dict
   save:
     description:
       - Run C(pm2 save --force) (or C(pm2 cleardump)) so that the daemon restores this
@@ -148,6 +156,7 @@ daemon_started:
 """
 
 import time
+from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -177,6 +186,7 @@ ARGUMENT_SPEC = {
     "prune": {"type": "bool", "default": True},
     "restart": {"type": "str", "choices": ["changed", "all"], "default": "changed"},
     "save": {"type": "bool", "default": True},
+    "planned_apps": {"type": "list", "elements": "dict"},
 }
 NOT_RUNNING = ("stopped", "stopping", "errored")
 DAEMON_START_TIMEOUT = 15.0
@@ -226,6 +236,21 @@ def plan_changes(
                 plan["delete_names"].append(name)
                 plan["delete_ids"].extend(process.pm_id for process in running)
     return plan
+
+
+def apply_planned_apps(
+    declared: list[DeclaredApp], planned: list[dict[str, Any]]
+) -> list[DeclaredApp]:
+    """Return the apps of planned, with the file's definitions and the planned fingerprints."""
+    on_disk = {app.name: app for app in declared}
+    apps = []
+    for item in planned:
+        definition = dict(on_disk[item["name"]].definition) if item["name"] in on_disk else {}
+        env = dict(definition.get("env") or {})
+        env["BOTFLEET_FINGERPRINT"] = item["fingerprint"]
+        definition["env"] = env
+        apps.append(DeclaredApp(name=item["name"], definition=definition))
+    return apps
 
 
 def table_after(declared: list[DeclaredApp], processes: list[Pm2Process], prune: bool) -> list[str]:
@@ -345,6 +370,8 @@ def main() -> None:
         context = make_context(params["user"], params["pm2_home"], params["pm2_path"])
         declared = load_ecosystem(params["ecosystem"])
         secrets = secret_values(app.env for app in declared)
+        if module.check_mode and params["planned_apps"] is not None:
+            declared = apply_planned_apps(declared, params["planned_apps"])
         module.no_log_values.update(secrets)
         result = reconcile(module, runner, context, declared, secrets)
     except Pm2Error as error:

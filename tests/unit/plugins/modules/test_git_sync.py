@@ -344,3 +344,13 @@ def test_new_token_in_url_replaces_origin(args, checkout):
     result = run_module(args)
     assert result["changed"] is True
     assert git(checkout, "config", "--get", "remote.origin.url") == args["repo"]
+
+
+def test_check_mode_unfetched_sha_as_given(args, upstream, checkout):
+    unfetched = "ab" * 20
+    result = run_module({**args, "version": unfetched}, check=True)
+    assert "failed" not in result
+    assert result["after"] == unfetched
+    assert result["before"] == upstream.second
+    assert result["changed"] is True
+    assert git(checkout, "rev-parse", "HEAD") == upstream.second

@@ -372,3 +372,30 @@ def test_start_failure_reports_rc(monkeypatch, tmp_path, pm2_home, pm2_binary) -
     assert raised.value.result["rc"] == 1
     assert raised.value.result["msg"].startswith("Unable to start PM2 apps healthy of user")
     assert SECRET not in json.dumps(raised.value.result)
+
+
+PLANNED_APPS = [
+    {"name": "healthy", "fingerprint": "bbbbbbbbbbbbbbbbbbbb"},
+    {"name": "newbot", "fingerprint": "cccccccccccccccccccc"},
+]
+MATCHING_CASE = next(case for case in CASES if case[0] == "matching apps untouched")
+
+
+def test_check_mode_plans_planned_apps(monkeypatch, tmp_path, pm2_home, pm2_binary) -> None:
+    case = (*MATCHING_CASE[:4], {"planned_apps": PLANNED_APPS}, *MATCHING_CASE[5:])
+    outcome, commands = run_module(
+        monkeypatch, tmp_path, pm2_home, pm2_binary, case, check_mode=True
+    )
+    result = outcome.result
+    assert commands == [["jlist"]]
+    assert result["started"] == ["newbot"]
+    assert result["restarted"] == ["healthy"]
+    assert result["removed"] == ["pybot"]
+    assert result["changed"] is True
+
+
+def test_real_run_ignores_planned_apps(monkeypatch, tmp_path, pm2_home, pm2_binary) -> None:
+    case = (*MATCHING_CASE[:4], {"planned_apps": PLANNED_APPS}, *MATCHING_CASE[5:])
+    outcome, commands = run_module(monkeypatch, tmp_path, pm2_home, pm2_binary, case)
+    assert commands == [["jlist"]]
+    assert outcome.result["changed"] is False
