@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[3]
 PLAYBOOK = ROOT / "playbooks" / "deploy.yml"
+STATUS_PLAYBOOK = ROOT / "playbooks" / "status.yml"
 BOTS = ("ping-bot", "weather-bot", "todoist-bot")
 SECRET = "molecule-secret-value-7f3a9c"
 WORK = "/srv/git/bots-work"
@@ -39,7 +43,7 @@ def commit(host, change: str, message: str) -> str:
     return as_bots(host, f"git -C {WORK} rev-parse HEAD")
 
 
-def deploy(host) -> subprocess.CompletedProcess:
+def run_playbook(host, playbook: Path, *options: str) -> subprocess.CompletedProcess:
     env = dict(
         os.environ,
         ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"),
@@ -49,13 +53,17 @@ def deploy(host) -> subprocess.CompletedProcess:
     inventory = os.environ["MOLECULE_INVENTORY_FILE"]
     name = host.backend.get_hostname()
     return subprocess.run(
-        ["ansible-playbook", "-i", inventory, "--limit", name, str(PLAYBOOK)],
+        ["ansible-playbook", "-i", inventory, "--limit", name, *options, str(playbook)],
         capture_output=True,
         text=True,
         env=env,
         check=False,
         timeout=600,
     )
+
+
+def deploy(host) -> subprocess.CompletedProcess:
+    return run_playbook(host, PLAYBOOK)
 
 
 def test_bots_online_at_revision(host):
@@ -153,3 +161,47 @@ def test_crashing_bot_rolled_back(host):
     as_bots(host, f"cd {WORK} && git revert --no-edit HEAD >/dev/null")
     as_bots(host, f"cd {WORK} && git push -q /srv/git/bots.git main")
     assert deploy(host).returncode == 0
+
+
+def declared_bots() -> list[dict]:
+    scenario = yaml.safe_load((Path(__file__).parents[1] / "molecule.yml").read_text())
+    return scenario["provisioner"]["inventory"]["group_vars"]["bot_hosts"]["botfleet_bots"]
+
+
+def test_check_diff_previews_changes(host):
+    before = pids(host)
+    head = as_bots(host, f"git -C {CHECKOUT} rev-parse HEAD")
+    pending = commit(host, "echo '# pending' >> bots/weather-bot/bot.py", "Touch weather-bot")
+    bots = declared_bots()
+    bots[0]["env"] = {**bots[0]["env"], "HEARTBEAT_SECONDS": "3"}
+
+    preview = run_playbook(
+        host, PLAYBOOK, "--check", "--diff", "-e", json.dumps({"botfleet_bots": bots})
+    )
+
+    assert preview.returncode == 0, preview.stdout[-3000:]
+    assert pending in preview.stdout
+    assert re.search(r'"restarted": \[\s*"ping-bot"\s*\]', preview.stdout)
+    assert '"HEARTBEAT_SECONDS": "3"' in preview.stdout
+    assert pids(host) == before
+    assert as_bots(host, f"git -C {CHECKOUT} rev-parse HEAD") == head
+    assert deploy(host).returncode == 0
+
+
+def test_status_lists_every_bot(host):
+    result = run_playbook(host, STATUS_PLAYBOOK)
+    assert result.returncode == 0, result.stdout[-3000:]
+    for name in BOTS:
+        assert f"{name} " in result.stdout, name
+    assert result.stdout.count(" online ") >= len(BOTS)
+
+
+def test_status_fails_on_stopped_bot(host):
+    host.check_output(f"{PM2} stop ping-bot")
+    result = run_playbook(host, STATUS_PLAYBOOK)
+    assert result.returncode != 0
+    assert "ping-bot" in result.stdout
+    assert "stopped" in result.stdout
+    restored = deploy(host)
+    assert restored.returncode == 0, restored.stdout[-3000:]
+    assert jlist(host)["ping-bot"]["pm2_env"]["status"] == "online"
