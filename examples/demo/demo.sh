@@ -84,7 +84,7 @@ up() {
   log "Publishing examples/bots-repo as the git repository /srv/git/bots.git on the host"
   ansible-playbook "${inventory[@]}" "$root/examples/demo/publish-repo.yml"
   log "Deploying: ansible-playbook playbooks/deploy.yml"
-  ansible-playbook "${inventory[@]}" -e deploy_inventory_check=off "$root/playbooks/deploy.yml"
+  ansible-playbook "${inventory[@]}" "$root/playbooks/deploy.yml"
 
   log "PM2 on the demo host"
   docker exec "$container" sudo -iu bots pm2 list
@@ -94,8 +94,12 @@ Look around:
   ssh -p $port -i $state/id_ed25519 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@127.0.0.1
   then: sudo -iu bots pm2 logs        (heartbeats of the three bots)
         cat /srv/botfleet/ecosystem.config.js as the bots user
-Deploy again (nothing changes):
-  ansible-playbook -i $state/inventory/hosts.yml -e deploy_inventory_check=off playbooks/deploy.yml
+Deploy again (nothing changes), or with --check --diff to preview a change:
+  cd $root && .venv/bin/ansible-playbook -i .cache/demo/inventory/hosts.yml playbooks/deploy.yml
+Show every bot's state (non-zero exit when one is unhealthy):
+  cd $root && .venv/bin/ansible-playbook -i .cache/demo/inventory/hosts.yml playbooks/status.yml
+Change a bot: on the demo host, as the bots user, edit and commit in /srv/git/bots-work, then
+  git push /srv/git/bots.git main, and deploy again.
 Remove the demo host:
   make demo-clean
 TEXT

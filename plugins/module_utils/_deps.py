@@ -296,7 +296,8 @@ class Installer:
         if not os.path.isdir(bot.dir):
             raise InstallError(
                 f"Unable to install the dependencies of bot {bot.name}: its folder {bot.dir} "
-                "does not exist; check the dir of the bot and that the checkout contains it"
+                "does not exist; check the bot's path in botfleet_bots and that the "
+                "repository contains it"
             )
         if bot.runtime == "python":
             return self.process_python(bot)

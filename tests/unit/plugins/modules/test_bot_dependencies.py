@@ -296,5 +296,6 @@ def test_missing_bot_folder_fails(tmp_path):
     result = run_module(site.args(site.node_bot()))
     assert result["msg"] == (
         f"Unable to install the dependencies of bot echo: its folder {site.node_bot()['dir']} "
-        "does not exist; check the dir of the bot and that the checkout contains it"
+        "does not exist; check the bot's path in botfleet_bots and that the "
+        "repository contains it"
     )
