@@ -7,63 +7,24 @@ playbook against that host and check which bots PM2 started fresh.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-from pathlib import Path
 
-import yaml
-
-ROOT = Path(__file__).resolve().parents[3]
-PLAYBOOK = ROOT / "playbooks" / "deploy.yml"
-STATUS_PLAYBOOK = ROOT / "playbooks" / "status.yml"
-BOTS = ("ping-bot", "weather-bot", "todoist-bot")
-SECRET = "molecule-secret-value-7f3a9c"
-WORK = "/srv/git/bots-work"
-CHECKOUT = "/srv/botfleet/checkout"
-PM2 = "sudo -u bots env HOME=/home/bots PM2_HOME=/home/bots/.pm2 /usr/local/bin/pm2"
-
-
-def jlist(host) -> dict[str, dict]:
-    apps = json.loads(host.check_output(f"{PM2} jlist"))
-    return {app["name"]: app for app in apps}
-
-
-def pids(host) -> dict[str, int]:
-    return {name: app["pid"] for name, app in jlist(host).items()}
-
-
-def as_bots(host, script: str) -> str:
-    return host.check_output(f"sudo -u bots bash -ec {json.dumps(script)}")
-
-
-def commit(host, change: str, message: str) -> str:
-    as_bots(host, f"cd {WORK} && {change} && git add -A && git commit -qm '{message}'")
-    as_bots(host, f"cd {WORK} && git push -q /srv/git/bots.git main")
-    return as_bots(host, f"git -C {WORK} rev-parse HEAD")
-
-
-def run_playbook(host, playbook: Path, *options: str) -> subprocess.CompletedProcess:
-    env = dict(
-        os.environ,
-        ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_CALLBACK_RESULT_FORMAT="json",
-    )
-    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
-    name = host.backend.get_hostname()
-    return subprocess.run(
-        ["ansible-playbook", "-i", inventory, "--limit", name, *options, str(playbook)],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=600,
-    )
-
-
-def deploy(host) -> subprocess.CompletedProcess:
-    return run_playbook(host, PLAYBOOK)
+from helpers import (
+    BOTS,
+    CHECKOUT,
+    PLAYBOOK,
+    PM2,
+    SECRET,
+    STATUS_PLAYBOOK,
+    WORK,
+    as_bots,
+    commit,
+    declared_bots,
+    deploy,
+    jlist,
+    pids,
+    run_playbook,
+)
 
 
 def test_bots_online_at_revision(host):
@@ -163,11 +124,6 @@ def test_crashing_bot_rolled_back(host):
     assert deploy(host).returncode == 0
 
 
-def declared_bots() -> list[dict]:
-    scenario = yaml.safe_load((Path(__file__).parents[1] / "molecule.yml").read_text())
-    return scenario["provisioner"]["inventory"]["group_vars"]["bot_hosts"]["botfleet_bots"]
-
-
 def test_check_diff_previews_changes(host):
     before = pids(host)
     head = as_bots(host, f"git -C {CHECKOUT} rev-parse HEAD")
@@ -181,7 +137,9 @@ def test_check_diff_previews_changes(host):
 
     assert preview.returncode == 0, preview.stdout[-3000:]
     assert pending in preview.stdout
-    assert re.search(r'"restarted": \[\s*"ping-bot"\s*\]', preview.stdout)
+    restarted = re.search(r'"restarted": (\[[^\]]*\])', preview.stdout)
+    assert restarted, preview.stdout[-3000:]
+    assert json.loads(restarted.group(1)) == ["ping-bot"], preview.stdout[-3000:]
     assert '"HEARTBEAT_SECONDS": "3"' in preview.stdout
     assert pids(host) == before
     assert as_bots(host, f"git -C {CHECKOUT} rev-parse HEAD") == head
