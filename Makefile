@@ -76,3 +76,15 @@ demo: venv ## Provision and deploy the example bots onto a local SSH test host
 .PHONY: demo-clean
 demo-clean: ## Remove the demo host
 	examples/demo/demo.sh down
+
+$(VENV)/.bench-installed: $(VENV)/.installed bench/requirements.txt
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	touch $@
+
+.PHONY: bench
+bench: $(VENV)/.bench-installed ## Benchmark deploy.yml against a plain SSH script (BENCH_RUNS=5)
+	$(BIN)/python bench/bench.py all
+
+.PHONY: bench-clean
+bench-clean: ## Remove the benchmark host and its work folder
+	$(BIN)/python bench/bench.py down
