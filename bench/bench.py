@@ -370,6 +370,22 @@ def process_changed(before: dict | None, after: dict | None) -> bool:
     return (before["pid"], before["uptime"]) != (after["pid"], after["uptime"])
 
 
+VERIFY_TASK = "Check that every bot is online and stays online"
+
+
+def verify_seconds(log_file: Path) -> float | None:
+    """Return the seconds profile_tasks gave the verify task in our deploy's log."""
+    total = None
+    for line in log_file.read_text(encoding="utf-8", errors="replace").splitlines():
+        if VERIFY_TASK in line and line.rstrip().endswith("s") and "-" in line:
+            try:
+                seconds = float(line.rstrip()[:-1].rsplit(None, 1)[-1])
+            except ValueError:
+                continue
+            total = (total or 0.0) + seconds
+    return total
+
+
 def measure_one(contender: str, size: int, scenario: str, index: int) -> dict:
     give_pm2_to(contender, size)
     names = app_names(contender, size)
@@ -384,7 +400,8 @@ def measure_one(contender: str, size: int, scenario: str, index: int) -> dict:
          "python3", SAMPLER, samples_file, stop_file]
     )  # fmt: skip
     time.sleep(1.0)
-    result = deploy(contender, size, WORK / "logs" / f"{contender}-{size}-{scenario}-{index}.log")
+    log_file = WORK / "logs" / f"{contender}-{size}-{scenario}-{index}.log"
+    result = deploy(contender, size, log_file)
     time.sleep(SAMPLE_TAIL_SECONDS)
     host("touch", stop_file)
     sampler.wait(timeout=60)
@@ -415,6 +432,7 @@ def measure_one(contender: str, size: int, scenario: str, index: int) -> dict:
         ) if samples else None,
         "load_1min": round(load, 2),
         "settle_s": SETTLE if contender == "ours" else 0,
+        "verify_s": verify_seconds(log_file) if contender == "ours" else None,
     }  # fmt: skip
     with open(RUNS_FILE, "a", encoding="utf-8") as runs:
         runs.write(json.dumps(record) + "\n")

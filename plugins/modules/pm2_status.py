@@ -10,9 +10,13 @@ module: pm2_status
 short_description: Verify that every declared PM2 app is online and stable
 version_added: 0.1.0
 description:
-  - Reads the PM2 process table of one user twice, O(settle) seconds apart, and fails when a
-    declared app is missing, not C(online), restarted or changed pid between the two samples, or
-    runs another fingerprint than the ecosystem file declares.
+  - Reads the PM2 process table of one user and fails when a declared app is missing, not
+    C(online), or runs another fingerprint than the ecosystem file declares.
+  - Every declared app must also stay online for O(settle) seconds without a restart or a new
+    pid. PM2 records when each process last started, so an app started longer than O(settle)
+    seconds ago has already shown that. The module reads the process table a second time only
+    when a declared app is younger, once the youngest is O(settle) seconds old (after O(settle)
+    seconds when an app is not online), and compares the two samples.
   - The failure message names each unhealthy app with the reasons and the last lines of its PM2
     error log, with the env values of the apps masked.
   - Also reports whether C(<pm2_home>/dump.pm2) lists exactly the declared apps, whether the PM2
@@ -35,7 +39,8 @@ options:
     elements: str
   settle:
     description:
-      - Seconds between the two samples of the process table.
+      - Seconds each declared app must stay online without a restart, and so the longest
+        wait between the two samples of the process table.
       - Must be more than the largest C(min_uptime) of the apps, because PM2 counts a restart
         within C(min_uptime) as unstable and a crash that happens later would otherwise go
         unseen. The module fails before sampling when it is not.
@@ -166,8 +171,14 @@ undeclared:
   type: list
   elements: str
   sample: [old-bot]
+waited:
+  description: Seconds waited before the second sample; 0 when every declared app had been
+    online for O(settle) seconds already and the table was read once.
+  returned: when the process table was read
+  type: float
+  sample: 6.4
 settle:
-  description: Seconds between the two samples.
+  description: Seconds each app must stay online, from the option O(settle).
   returned: always
   type: float
   sample: 10.0
@@ -249,6 +260,35 @@ def check_settle(settle: float, min_uptimes: dict[str, int]) -> None:
             f"{longest} ms, so a crash after min_uptime could go unseen. Set settle to more "
             f"than {longest / 1000:g} s."
         )
+
+
+def _now_ms() -> float:
+    return time.time() * 1000
+
+
+def settle_wait(
+    declared: list[str], first: list[Pm2Process], settle: float, now_ms: float
+) -> float:
+    """Return how long to wait before the second sample.
+
+    PM2 sets pm_uptime when a process (re)starts, so a process online for settle seconds already
+    proves what waiting would: no restart in the last settle seconds. The wait is what the
+    youngest declared process still lacks, or the whole settle when an app is missing, not
+    online or has no start time.
+    """
+    groups = group_by_name(first)
+    ages = []
+    for name in declared:
+        processes = groups.get(name, [])
+        if not processes:
+            return settle
+        for process in processes:
+            if process.status != "online" or not process.pm_uptime:
+                return settle
+            ages.append((now_ms - process.pm_uptime) / 1000)
+    if not ages:
+        return 0.0
+    return min(settle, max(0.0, settle - min(ages)))
 
 
 def app_problems(
@@ -419,8 +459,13 @@ def main() -> None:
                     if process.name in declared
                 },
             )
-        time.sleep(settle)
-        second = read_jlist(runner, context, secrets)
+        wait = settle_wait(list(declared), first, settle, _now_ms())
+        result["waited"] = round(wait, 1)
+        if wait > 0:
+            time.sleep(wait)
+            second = read_jlist(runner, context, secrets)
+        else:
+            second = first
         after = read_daemon_state(context.pm2_home)
     except Pm2Error as error:
         module.fail_json(msg=mask_secrets(error.message, secrets), **error.details())

@@ -241,8 +241,44 @@ def recorded_run(monkeypatch, pm2_home, pm2_binary, **extra) -> ModuleExit:
         **extra,
     }
     args = {key: value for key, value in args.items() if value is not None}
+    monkeypatch.setattr(pm2_status, "_now_ms", lambda: FIRST_SAMPLE_MS)
     outcome, _commands = run_module(monkeypatch, args, [first, second])
     return outcome
+
+
+# When jlist_mixed_first.json was recorded: just after crashloop's last start.
+FIRST_SAMPLE_MS = 1796415096000
+
+
+def test_settle_wait_tops_up_youngest_app() -> None:
+    first = processes("jlist_mixed_first.json")
+    wait = pm2_status.settle_wait(["healthy", "crash5s"], first, 10, FIRST_SAMPLE_MS)
+    assert wait == pytest.approx(10 - (FIRST_SAMPLE_MS - 1796415093740) / 1000)
+
+
+def test_settle_wait_none_for_old_apps() -> None:
+    first = processes("jlist_mixed_first.json")
+    later = FIRST_SAMPLE_MS + 60_000
+    assert pm2_status.settle_wait(["healthy", "pybot", "crash5s"], first, 10, later) == 0
+
+
+@pytest.mark.parametrize("name", ["stopped", "waiting", "absent-app"])
+def test_settle_wait_full_for_app_not_online(name: str) -> None:
+    first = processes("jlist_mixed_first.json")
+    later = FIRST_SAMPLE_MS + 60_000
+    assert pm2_status.settle_wait(["healthy", name], first, 10, later) == 10
+
+
+def test_main_old_apps_read_once(monkeypatch, pm2_home, pm2_binary) -> None:
+    (pm2_home / "pm2.pid").write_text(str(os.getpid()))
+    first = fixture_text("jlist_mixed_first.json").replace("/home/bots/.pm2", str(pm2_home))
+    monkeypatch.setattr(pm2_status, "_now_ms", lambda: FIRST_SAMPLE_MS + 60_000)
+    args = {"names": ["healthy", "pybot"], "pm2_home": str(pm2_home), "pm2_path": str(pm2_binary)}
+
+    outcome, commands = run_module(monkeypatch, args, [first])
+
+    assert (outcome.failed, outcome.result["healthy"], outcome.result["waited"]) == (False, True, 0)
+    assert len([argv for argv in commands if "jlist" in argv]) == 1
 
 
 def test_main_recorded_samples_fail(monkeypatch, pm2_home, pm2_binary) -> None:
