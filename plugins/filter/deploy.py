@@ -6,6 +6,8 @@ import posixpath
 from collections.abc import Mapping
 from typing import Any
 
+from ansible_collections.botfleet.pm2.plugins.module_utils._bots import pm2_log_name
+
 DOCUMENTATION = r"""
 name: deploy_checkouts
 short_description: List the git checkouts a deploy syncs
@@ -14,7 +16,9 @@ description:
   - Groups the bots returned by C(botfleet.pm2.bots_normalize) by checkout and returns one item
     per checkout with the repository, the version to sync and the paths that C(git clean) must
     spare (each bot's persist paths and, for Node bots, C(node_modules)).
-  - Bots with C(state=absent) still count, so their data survives the clean.
+  - A checkout is listed only when a present bot uses it, so the checkout of a removed bot
+    with a repository of its own is left alone. In a checkout that is synced, bots with
+    C(state=absent) still count, so their data survives the clean.
   - The monorepo checkout gets the revision resolved once for every host; a bot with its own
     repository keeps its own version.
 options:
@@ -74,7 +78,29 @@ def deploy_checkouts(bots: list[Mapping[str, Any]], revision: str) -> list[dict[
         for path in keep:
             if path not in checkout["keep"]:
                 checkout["keep"].append(path)
-    return list(checkouts.values())
+    used = {bot["checkout"] for bot in bots if bot.get("state", "present") == "present"}
+    return [checkout for dest, checkout in checkouts.items() if dest in used]
+
+
+def deploy_purge_bots(bots: list[Mapping[str, Any]], pm2_home: str) -> list[dict[str, Any]]:
+    """Return the items of the bots option of botfleet.pm2.bot_purge."""
+    items = []
+    for bot in bots:
+        paths = bot.get("purge_paths")
+        if bot.get("state") != "absent" or not paths:
+            continue
+        logs = posixpath.join(pm2_home, "logs", pm2_log_name(bot["name"]))
+        # PM2 writes <name>-out.log and <name>-error.log; logrotate adds .1, .2.gz and so on.
+        log_patterns = [f"{logs}-out.log*", f"{logs}-error.log*"]
+        items.append(
+            {
+                "name": bot["name"],
+                "save": [*paths["save"], *log_patterns],
+                "exclude": list(paths["exclude"]),
+                "remove": [*paths["remove"], *log_patterns],
+            }
+        )
+    return items
 
 
 def deploy_dependency_bots(bots: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -102,4 +128,5 @@ class FilterModule:
         return {
             "deploy_checkouts": deploy_checkouts,
             "deploy_dependency_bots": deploy_dependency_bots,
+            "deploy_purge_bots": deploy_purge_bots,
         }

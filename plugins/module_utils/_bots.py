@@ -53,6 +53,7 @@ BOT_FIELDS = (
     "persist",
     "shared_paths",
     "state",
+    "purge",
     *PM2_DEFAULTS,
 )
 
@@ -451,6 +452,40 @@ def _check_unknown_fields(bot: Mapping[str, Any], label: str, out: _Collector) -
         out.add(label, str(key), "is not a known bot field", hint)
 
 
+def _check_purge(
+    bot: Mapping[str, Any],
+    label: str,
+    present: bool,
+    own_repo: bool,
+    path: str | None,
+    persist: list[str],
+    out: _Collector,
+) -> bool:
+    purge = bot.get("purge", False)
+    if not isinstance(purge, bool):
+        out.add(
+            label, "purge", f"must be true or false, got {_type_name(purge)}", "write true or false"
+        )
+        return False
+    if purge and present:
+        out.add(
+            label,
+            "purge",
+            "only applies to a bot with state: absent",
+            "add state: absent to remove the bot and its files, or drop purge",
+        )
+        return False
+    if purge and persist and path is None and not own_repo:
+        out.add(
+            label,
+            "path",
+            "is missing, so the persist paths to purge cannot be found",
+            "keep the bot's path in the inventory until it is purged",
+        )
+        return False
+    return purge
+
+
 def _normalize_bot(
     bot: Any, index: int, settings: Mapping[str, Any], out: _Collector
 ) -> dict[str, Any] | None:
@@ -576,6 +611,7 @@ def _normalize_bot(
         "use a folder relative to the repository root, like 'lib/common'",
     )
     pm2 = _check_pm2_options(bot, label, runtime, out)
+    purge = _check_purge(bot, label, present, own_repo, path, persist, out)
 
     if not isinstance(name, str):
         return None
@@ -594,6 +630,7 @@ def _normalize_bot(
         persist=persist,
         shared_paths=shared_paths,
         pm2=pm2,
+        purge=purge,
         settings=settings,
     )
 
@@ -624,7 +661,26 @@ def _layout(**fields: Any) -> dict[str, Any]:
         "host": settings["host"],
         "user": settings["user"],
     }
+    if fields["purge"]:
+        bot["purge_paths"] = _purge_paths(bot, venv)
     return bot
+
+
+def _purge_paths(bot: Mapping[str, Any], venv: str) -> dict[str, list[str]]:
+    """Return what a purge of the bot saves, leaves out of the archive and removes."""
+    node_modules = [posixpath.join(bot["cwd"], "node_modules")] if bot["cwd"] else []
+    if bot["own_repo"]:
+        # The whole checkout goes, with any local commit or edit in it, so all of it is saved.
+        save = [bot["checkout"]]
+        remove = [bot["checkout"]]
+    else:
+        save = list(bot["persist_paths"])
+        remove = [*bot["persist_paths"], *node_modules]
+    return {
+        "save": save,
+        "exclude": node_modules,
+        "remove": [*remove, venv, bot["state_dir"]],
+    }
 
 
 def _check_settings(settings: Mapping[str, Any], out: _Collector) -> None:
@@ -676,6 +732,41 @@ def _check_duplicates(bots: list[dict[str, Any]], out: _Collector) -> None:
             )
 
 
+def _paths_in_use(bot: Mapping[str, Any]) -> list[str]:
+    """Return the paths of a present bot that a purge of another bot must not touch."""
+    paths = [*bot["persist_paths"], bot["state_dir"]]
+    if bot["cwd"]:
+        paths.append(posixpath.join(bot["cwd"], "node_modules"))
+    if bot["venv"]:
+        paths.append(bot["venv"])
+    if bot["own_repo"]:
+        paths.append(bot["checkout"])
+    return paths
+
+
+def _overlaps(one: str, other: str) -> bool:
+    return one == other or one.startswith(other + "/") or other.startswith(one + "/")
+
+
+def _check_purge_overlap(bots: list[dict[str, Any]], out: _Collector) -> None:
+    present = [bot for bot in bots if bot["state"] == "present"]
+    for bot in bots:
+        for path in (bot.get("purge_paths") or {}).get("remove", []):
+            users = [
+                other["name"]
+                for other in present
+                if any(_overlaps(path, used) for used in _paths_in_use(other))
+            ]
+            if users:
+                out.add(
+                    bot["name"],
+                    "purge",
+                    f"would remove {path}, which bot {users[0]!r} still uses",
+                    "drop purge and remove the files that are not shared by hand",
+                )
+                break
+
+
 def normalize_bots(
     bots: Any,
     *,
@@ -713,6 +804,7 @@ def normalize_bots(
     result = [_normalize_bot(bot, index, settings, out) for index, bot in enumerate(bots)]
     normalized = [bot for bot in result if bot is not None]
     _check_duplicates(normalized, out)
+    _check_purge_overlap(normalized, out)
     if out.problems:
         raise BotProblems(str(host), out.problems)
     return normalized

@@ -74,3 +74,12 @@ def test_role_readmes_current():
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_deploy_spec_names_every_bot_field():
+    """The fields of a bot are described in the deploy role's argument spec."""
+    from ansible_collections.botfleet.pm2.plugins.module_utils._bots import BOT_FIELDS
+
+    text = " ".join(spec_options("deploy")["botfleet_bots"]["description"])
+    missing = [field for field in BOT_FIELDS if f"C({field})" not in text]
+    assert missing == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 
@@ -18,6 +19,7 @@ from helpers import (
     PM2,
     ROOT,
     SECRET,
+    WORK,
     as_bots,
     commit,
     declared_bots,
@@ -121,6 +123,48 @@ def test_bot_added_then_removed(host):
     for name in BOTS:
         assert after[name] == before[name], name
     assert host.file("/srv/botfleet/venvs/echo-bot/bin/python").exists
+
+
+def test_absent_bot_purged_after_saving_data(host):
+    folder = "/srv/botfleet/checkout/bots/echo-bot"
+    commit(host, "cp -r 'bots/todoist bot' bots/echo-bot", "Add echo-bot")
+    echo = {
+        "name": "echo-bot",
+        "runtime": "python",
+        "path": "bots/echo-bot",
+        "script": "main.py",
+        "env": {"HEARTBEAT_SECONDS": "2"},
+        "persist": ["data"],
+    }
+    added = deploy_with_bots(host, [*declared_bots(), echo])
+    assert added.returncode == 0, added.stdout[-3000:]
+    state = as_bots(host, f"cat {folder}/data/state.json")
+    before = pids(host)
+    gone = {**echo, "state": "absent", "purge": True}
+
+    purged = deploy_with_bots(host, [*declared_bots(), gone])
+    again = deploy_with_bots(host, [*declared_bots(), gone])
+
+    assert purged.returncode == 0, purged.stdout[-3000:]
+    assert "echo-bot" not in pids(host)
+    archive = re.search(r"/srv/botfleet/backups/purged-echo-bot-[0-9TZ-]+\.tar\.gz", purged.stdout)
+    assert archive, purged.stdout[-3000:]
+    saved = as_bots(
+        host, f"tar -xzOf {archive.group(0)} srv/botfleet/checkout/bots/echo-bot/data/state.json"
+    )
+    assert json.loads(saved)["revision"] == json.loads(state)["revision"]
+    for path in (f"{folder}/data", "/srv/botfleet/venvs/echo-bot", "/srv/botfleet/state/echo-bot"):
+        assert not host.file(path).exists, path
+    assert not host.file("/home/bots/.pm2/logs/echo-bot-out.log").exists
+    assert host.file(f"{folder}/main.py").exists
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert re.search(r"changed=0\s", again.stdout), again.stdout[-3000:]
+    after = pids(host)
+    for name in BOTS:
+        assert after[name] == before[name], name
+    as_bots(host, f"cd {WORK} && git rm -rq bots/echo-bot && git commit -qm 'Remove echo-bot'")
+    as_bots(host, f"cd {WORK} && git push -q /srv/git/bots.git main")
+    assert deploy(host).returncode == 0
 
 
 def test_new_requirement_installed(host):

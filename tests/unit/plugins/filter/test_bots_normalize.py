@@ -326,6 +326,48 @@ INVALID = {
         {},
         ["vps1: bot 'ping-bot', field 'state': 'stopped' is not a state; use present or absent"],
     ),
+    "purge of a present bot": (
+        [node_bot(purge=True)],
+        {},
+        [
+            "vps1: bot 'ping-bot', field 'purge': only applies to a bot with state: absent; add "
+            "state: absent to remove the bot and its files, or drop purge"
+        ],
+    ),
+    "purge not a boolean": (
+        [{"name": "old-bot", "state": "absent", "purge": "yes"}],
+        {},
+        [
+            "vps1: bot 'old-bot', field 'purge': must be true or false, got string; "
+            "write true or false"
+        ],
+    ),
+    "purge of persist data without path": (
+        [{"name": "old-bot", "state": "absent", "purge": True, "persist": ["data"]}],
+        {},
+        [
+            "vps1: bot 'old-bot', field 'path': is missing, so the persist paths to purge cannot "
+            "be found; keep the bot's path in the inventory until it is purged"
+        ],
+    ),
+    "purge of a folder another bot uses": (
+        [
+            python_bot(persist=["data"]),
+            {
+                "name": "old-bot",
+                "state": "absent",
+                "purge": True,
+                "path": "bots/weather-bot",
+                "persist": ["data"],
+            },
+        ],
+        {},
+        [
+            "vps1: bot 'old-bot', field 'purge': would remove "
+            "/srv/botfleet/checkout/bots/weather-bot/data, which bot 'weather-bot' still uses; "
+            "drop purge and remove the files that are not shared by hand"
+        ],
+    ),
     "bot not a mapping": (
         ["ping-bot"],
         {},
