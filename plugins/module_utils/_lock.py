@@ -19,6 +19,10 @@ POLL_SECONDS = 1.0
 class LockError(Exception):
     """A lock that cannot be taken or released."""
 
+    def __init__(self, message: str, held_by: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.held_by = held_by
+
 
 def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
@@ -59,12 +63,18 @@ class Holder:
     revision: str | None
     token: str | None
     age: float
+    controller: dict[str, Any] | None = None
 
     def describe(self) -> str:
         return f"held by {self.holder} since {self.since} for revision {self.revision or 'unknown'}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"holder": self.holder, "since": self.since, "revision": self.revision}
+        return {
+            "holder": self.holder,
+            "since": self.since,
+            "revision": self.revision,
+            "controller": self.controller,
+        }
 
 
 def read_lock(path: str) -> Holder | None:
@@ -95,15 +105,23 @@ def read_lock(path: str) -> Holder | None:
         revision=data.get("revision"),
         token=data.get("token"),
         age=(utc_now() - started).total_seconds(),
+        controller=data.get("controller") if isinstance(data.get("controller"), dict) else None,
     )
 
 
-def write_lock(path: str, holder: str, revision: str | None, token: str) -> dict[str, Any]:
+def write_lock(
+    path: str,
+    holder: str,
+    revision: str | None,
+    token: str,
+    controller: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     content = {
         "holder": holder,
         "since": utc_now().isoformat(timespec="seconds"),
         "revision": revision,
         "token": token,
+        "controller": controller,
     }
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
@@ -127,8 +145,13 @@ def acquire(
     expire: int,
     check_mode: bool,
     sleep: Callable[[float], None] = time.sleep,
+    controller: dict[str, Any] | None = None,
+    take_over: str | None = None,
 ) -> dict[str, Any]:
-    """Take the lock, waiting for another holder until timeout and taking over a stale lock."""
+    """Take the lock, waiting for another holder until timeout.
+
+    A stale lock, or the lock whose token is take_over (a deploy known to be gone), is replaced.
+    """
     token = token or new_token()
     started = time.monotonic()
     while True:
@@ -136,14 +159,21 @@ def acquire(
             current = read_lock(path)
             if current is not None and current.token == token:
                 return _acquired(False, token, current.as_dict(), None, started)
-            if current is None or is_stale(current, expire):
+            abandoned = current is not None and bool(take_over) and current.token == take_over
+            if current is None or abandoned or is_stale(current, expire):
                 if check_mode:
                     content = {"holder": holder, "since": None, "revision": revision}
-                    return _acquired(True, token, content, current, started)
+                    result = _acquired(True, token, content, current, started)
+                    if abandoned:
+                        result["taken_over"]["reason"] = "abandoned"
+                    return result
                 if current is not None:
                     os.unlink(path)
-                content = write_lock(path, holder, revision, token)
-                return _acquired(True, token, content, current, started)
+                content = write_lock(path, holder, revision, token, controller)
+                result = _acquired(True, token, content, current, started)
+                if abandoned:
+                    result["taken_over"]["reason"] = "abandoned"
+                return result
             if check_mode:
                 result = _acquired(True, token, current.as_dict(), None, started)
                 result.update(acquired=False, would_wait=True)
@@ -153,7 +183,8 @@ def acquire(
             raise LockError(
                 f"Unable to take the deploy lock {path}: {current.describe()} "
                 f"(waited {int(waited)} s); wait for that deploy to finish, or remove {path} "
-                "if it is stale"
+                "if it is stale",
+                held_by={**current.as_dict(), "token": current.token},
             )
         sleep(min(POLL_SECONDS, timeout - waited))
 
@@ -173,7 +204,7 @@ def _acquired(
         "holder": content["holder"],
         "since": content["since"],
         "revision": content["revision"],
-        "taken_over": taken_over.as_dict() if taken_over else None,
+        "taken_over": {**taken_over.as_dict(), "reason": "stale"} if taken_over else None,
         "waited": round(time.monotonic() - started, 1),
     }
 

@@ -45,6 +45,21 @@ options:
       C(0) means a lock never expires.
     type: int
     default: 1800
+  controller_host:
+    description:
+      - Name of the machine that runs the deploy, written into the lock so that a later deploy
+        from the same machine can tell whether the holder is still running.
+    type: str
+  controller_pid:
+    description: Process id of the deploy on O(controller_host), written into the lock.
+    type: int
+  take_over:
+    description:
+      - Token of a lock whose deploy is known to be gone, such as an C(ansible-playbook) that
+        was interrupted. Such a lock is replaced at once, with a warning, instead of waited for.
+      - The deploy role finds the token in RV(held_by) of a first attempt and passes it only
+        after checking on the controller that the holder's process has ended.
+    type: str
   token:
     description:
       - Token returned when the lock was taken. Required to release it.
@@ -117,13 +132,30 @@ revision:
   type: str
   sample: 9f1d2c7b0a5e4f3d8c6b1a09e7d5c3b2a1f0e9d8
 taken_over:
-  description: The stale lock that was replaced, with its holder, since and revision, or null.
+  description:
+    - The lock that was replaced, with its holder, since, revision and controller, or null.
+    - C(reason) is C(stale) for a lock older than O(expire) and C(abandoned) for the lock of
+      O(take_over).
   returned: state=present
   type: dict
   sample:
     holder: bob@ci pid 77
     since: "2025-03-01T09:00:00+00:00"
     revision: 0c3a41e8a4d3b7c7c5f0e29a2d1b9f3f6e8a7b21
+    controller: {host: ci-runner-3, pid: 77}
+    reason: stale
+held_by:
+  description:
+    - When the task fails because another deploy holds the lock, that lock's holder, since,
+      revision, controller and token.
+  returned: failure because the lock is held
+  type: dict
+  sample:
+    holder: alice on laptop
+    since: "2025-03-01T14:22:33+00:00"
+    revision: 9f1d2c7b0a5e4f3d8c6b1a09e7d5c3b2a1f0e9d8
+    controller: {host: laptop, pid: 4242}
+    token: 5f0c6a1e9b2d4c7a8e3f1b0d9c8a7e6f
 waited:
   description: Seconds spent waiting for another deploy.
   returned: state=present
@@ -155,11 +187,17 @@ def main() -> None:
             "timeout": {"type": "int", "default": 300},
             "expire": {"type": "int", "default": 1800},
             "token": {"type": "str"},
+            "controller_host": {"type": "str"},
+            "controller_pid": {"type": "int"},
+            "take_over": {"type": "str"},
         },
         required_if=[("state", "present", ["holder"]), ("state", "absent", ["token"])],
         supports_check_mode=True,
     )
     params = module.params
+    controller = None
+    if params["controller_host"] or params["controller_pid"] is not None:
+        controller = {"host": params["controller_host"], "pid": params["controller_pid"]}
     try:
         if params["state"] == "present":
             result = acquire(
@@ -170,20 +208,27 @@ def main() -> None:
                 max(params["timeout"], 0),
                 max(params["expire"], 0),
                 module.check_mode,
+                controller=controller,
+                take_over=params["take_over"],
             )
             warnings = []
-            stale = result["taken_over"]
-            if stale:
+            old = result["taken_over"]
+            if old:
                 verb = "would take" if module.check_mode else "took"
+                if old["reason"] == "abandoned":
+                    why = "the deploy that held it has ended without releasing it"
+                else:
+                    why = f"it was held longer than {params['expire']} s"
                 warnings.append(
-                    f"The deploy lock {params['path']} was stale: it was held by "
-                    f"{stale['holder']} since {stale['since']} for revision "
-                    f"{stale['revision'] or 'unknown'}, longer than {params['expire']} s; "
+                    f"The deploy lock {params['path']} was held by {old['holder']} since "
+                    f"{old['since']} for revision {old['revision'] or 'unknown'}, but {why}; "
                     f"this deploy {verb} it over"
                 )
         else:
             result, warnings = release(params["path"], params["token"], module.check_mode)
     except LockError as error:
+        if error.held_by is not None:
+            module.fail_json(msg=str(error), held_by=error.held_by)
         module.fail_json(msg=str(error))
     for warning in warnings:
         module.warn(warning)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 
@@ -201,6 +202,36 @@ def test_second_deploy_waits_on_lock(host):
     assert second.returncode != 0
     assert "held by" in second.stdout + second.stderr
     assert first.returncode == 0, first_output[-3000:]
+    apps = jlist(host)
+    for name in BOTS:
+        assert apps[name]["pm2_env"]["status"] == "online", name
+
+
+def test_interrupted_deploy_lock_taken_over(host):
+    commit(host, "echo '// interrupted' >> bots/ping-bot/index.js", "Touch ping-bot once more")
+    command, env = playbook_command(host, PLAYBOOK)
+    interrupted = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not host.file(LOCK).exists and time.monotonic() < deadline:
+        time.sleep(0.2)
+    # Ctrl-C in a terminal sends SIGINT to the whole process group.
+    os.killpg(interrupted.pid, signal.SIGINT)
+    interrupted.wait(timeout=120)
+    left_behind = host.file(LOCK).exists
+
+    result = run_playbook(host, PLAYBOOK, "-e", "deploy_lock_timeout=5")
+
+    assert left_behind
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "has ended without releasing it" in output
+    assert host.file(LOCK).exists is False
     apps = jlist(host)
     for name in BOTS:
         assert apps[name]["pm2_env"]["status"] == "online", name

@@ -86,8 +86,45 @@ def test_stale_lock_taken_over(lock, take):
     result = run_module({**take, "expire": 1800})
     assert result["acquired"] is True
     assert result["taken_over"]["holder"] == "alice@laptop pid 4242"
-    assert "was stale: it was held by alice@laptop pid 4242" in warning_messages(result)[0]
+    assert result["taken_over"]["reason"] == "stale"
+    assert "was held by alice@laptop pid 4242 since" in warning_messages(result)[0]
+    assert "it was held longer than 1800 s" in warning_messages(result)[0]
     assert json.loads(lock.read_text())["token"] == result["token"]
+
+
+def test_held_lock_failure_names_token_and_controller(lock, take):
+    write_lock(lock, recent())
+    content = json.loads(lock.read_text())
+    lock.write_text(json.dumps({**content, "controller": {"host": "laptop", "pid": 4242}}))
+    result = run_module({**take, "timeout": 0})
+    assert result["failed"] is True
+    assert result["held_by"]["token"] == OTHER_LOCK["token"]
+    assert result["held_by"]["controller"] == {"host": "laptop", "pid": 4242}
+
+
+def test_abandoned_lock_taken_over_at_once(lock, take):
+    write_lock(lock, recent())
+    args = {
+        **take,
+        "timeout": 0,
+        "take_over": OTHER_LOCK["token"],
+        "controller_host": "ci",
+        "controller_pid": 77,
+    }
+    result = run_module(args)
+    assert result["acquired"] is True
+    assert result["taken_over"]["reason"] == "abandoned"
+    assert "has ended without releasing it" in warning_messages(result)[0]
+    content = json.loads(lock.read_text())
+    assert content["token"] == result["token"] != OTHER_LOCK["token"]
+    assert content["controller"] == {"host": "ci", "pid": 77}
+
+
+def test_take_over_of_another_token_still_waits(lock, take):
+    write_lock(lock, recent())
+    result = run_module({**take, "timeout": 0, "take_over": "b" * 32})
+    assert result["failed"] is True
+    assert json.loads(lock.read_text())["token"] == OTHER_LOCK["token"]
 
 
 def test_unreadable_lock_counts_as_held(lock, take):
