@@ -347,6 +347,24 @@ def give_pm2_to(contender: str, size: int) -> None:
     )
 
 
+def wait_until_settled(names: list[str]) -> None:
+    """Wait until every app has run for deploy_settle seconds, as bots on a server usually have.
+
+    give_pm2_to may have just started them. Our verify step waits only for bots younger than
+    deploy_settle, so measuring right after that start would time a wait that a redeploy on a
+    server, where the bots have been running, does not have. Both contenders get the same wait.
+    """
+    deadline = time.monotonic() + ONLINE_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        apps = jlist()
+        starts = [apps.get(name, {}).get("uptime") or 0 for name in names]
+        youngest_s = time.time() - max(starts) / 1000
+        if youngest_s > SETTLE + 1:
+            return
+        time.sleep(min(SETTLE + 1 - youngest_s, 5))
+    raise RuntimeError(f"The bots did not stay up for {SETTLE:g} s: see {PM2} list on {CONTAINER}")
+
+
 def ssh_logins() -> int:
     journal = host("journalctl", "-u", "ssh", "--no-pager", "-o", "cat")
     return sum("Accepted publickey" in line for line in journal.splitlines())
@@ -389,6 +407,7 @@ def verify_seconds(log_file: Path) -> float | None:
 def measure_one(contender: str, size: int, scenario: str, index: int) -> dict:
     give_pm2_to(contender, size)
     names = app_names(contender, size)
+    wait_until_settled(names)
     before = jlist()
     logins = ssh_logins()
     load = os.getloadavg()[0]
@@ -466,6 +485,8 @@ def measure() -> None:
     RUNS_FILE.unlink(missing_ok=True)
     write_meta()
     for size in SIZES:
+        # Written again so that the deploy_settle of the runs is the BENCH_SETTLE of this call.
+        write_inventory(size)
         pm2("delete", "all", check=False)
         for index in range(1, RUNS + 1):
             for scenario in SCENARIOS:

@@ -744,8 +744,8 @@ def _paths_in_use(bot: Mapping[str, Any]) -> list[str]:
     return paths
 
 
-def _overlaps(one: str, other: str) -> bool:
-    return one == other or one.startswith(other + "/") or other.startswith(one + "/")
+def _overlaps(path: str, used: str) -> bool:
+    return path == used or path.startswith(used + "/") or used.startswith(path + "/")
 
 
 def _check_purge_overlap(bots: list[dict[str, Any]], out: _Collector) -> None:

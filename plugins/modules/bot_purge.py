@@ -149,9 +149,9 @@ def main() -> None:
     changed = any(entry["removed"] for entry in purged)
     result = {"changed": changed, "purged": purged}
     if module._diff:
-        gone = [path for entry in purged for path in entry["removed"]]
+        removed_paths = [path for entry in purged for path in entry["removed"]]
         result["diff"] = {
-            "before": "".join(f"{path}\n" for path in gone),
+            "before": "".join(f"{path}\n" for path in removed_paths),
             "after": "",
             "before_header": "paths of purged bots",
             "after_header": "paths of purged bots",

@@ -216,12 +216,12 @@ def main() -> None:
             if old:
                 verb = "would take" if module.check_mode else "took"
                 if old["reason"] == "abandoned":
-                    why = "the deploy that held it has ended without releasing it"
+                    cause = "the deploy that held it has ended without releasing it"
                 else:
-                    why = f"it was held longer than {params['expire']} s"
+                    cause = f"it was held longer than {params['expire']} s"
                 warnings.append(
                     f"The deploy lock {params['path']} was held by {old['holder']} since "
-                    f"{old['since']} for revision {old['revision'] or 'unknown'}, but {why}; "
+                    f"{old['since']} for revision {old['revision'] or 'unknown'}, but {cause}; "
                     f"this deploy {verb} it over"
                 )
         else:

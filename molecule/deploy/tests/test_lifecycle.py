@@ -141,10 +141,10 @@ def test_absent_bot_purged_after_saving_data(host):
     assert added.returncode == 0, added.stdout[-3000:]
     state = as_bots(host, f"cat {folder}/data/state.json")
     before = pids(host)
-    gone = {**echo, "state": "absent", "purge": True}
+    retired = {**echo, "state": "absent", "purge": True}
 
-    purged = deploy_with_bots(host, [*declared_bots(), gone])
-    again = deploy_with_bots(host, [*declared_bots(), gone])
+    purged = deploy_with_bots(host, [*declared_bots(), retired])
+    again = deploy_with_bots(host, [*declared_bots(), retired])
 
     assert purged.returncode == 0, purged.stdout[-3000:]
     assert "echo-bot" not in pids(host)
