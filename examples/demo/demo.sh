@@ -100,6 +100,9 @@ Show every bot's state (non-zero exit when one is unhealthy):
   cd $root && .venv/bin/ansible-playbook -i .cache/demo/inventory/hosts.yml playbooks/status.yml
 Change a bot: on the demo host, as the bots user, edit and commit in /srv/git/bots-work, then
   git push /srv/git/bots.git main, and deploy again.
+Add, retire or purge a bot: edit the bot list in
+  $root/.cache/demo/inventory/group_vars/bot_hosts/bots.yml and deploy again.
+  make demo copies examples/demo/bots.yml over that file, so it undoes such edits.
 Remove the demo host:
   make demo-clean
 TEXT
