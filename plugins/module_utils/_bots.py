@@ -748,23 +748,28 @@ def _overlaps(path: str, used: str) -> bool:
     return path == used or path.startswith(used + "/") or used.startswith(path + "/")
 
 
+def _purge_conflict(paths: list[str], in_use: dict[str, list[str]]) -> tuple[str, str] | None:
+    """Return the first path to purge that a present bot uses, with that bot's name."""
+    for path in paths:
+        for name, used_paths in in_use.items():
+            if any(_overlaps(path, used) for used in used_paths):
+                return path, name
+    return None
+
+
 def _check_purge_overlap(bots: list[dict[str, Any]], out: _Collector) -> None:
     present = [bot for bot in bots if bot["state"] == "present"]
+    in_use = {other["name"]: _paths_in_use(other) for other in present}
     for bot in bots:
-        for path in (bot.get("purge_paths") or {}).get("remove", []):
-            users = [
-                other["name"]
-                for other in present
-                if any(_overlaps(path, used) for used in _paths_in_use(other))
-            ]
-            if users:
-                out.add(
-                    bot["name"],
-                    "purge",
-                    f"would remove {path}, which bot {users[0]!r} still uses",
-                    "drop purge and remove the files that are not shared by hand",
-                )
-                break
+        conflict = _purge_conflict((bot.get("purge_paths") or {}).get("remove", []), in_use)
+        if conflict:
+            path, name = conflict
+            out.add(
+                bot["name"],
+                "purge",
+                f"would remove {path}, which bot {name!r} still uses",
+                "drop purge and remove the files that are not shared by hand",
+            )
 
 
 def normalize_bots(

@@ -10,18 +10,16 @@ import posixpath
 import shutil
 import tarfile
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from ansible_collections.botfleet.pm2.plugins.module_utils._git import is_under, utc_now
 
 ARCHIVE_MODE = 0o600
 
 
 class PurgeError(Exception):
-    """A purge that cannot go on; nothing of the bot named in the message was removed."""
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
+    """Failure of a purge. The message names the bot, the path and whether its data was saved."""
 
 
 def _check_path(name: str, field: str, path: Any) -> str:
@@ -40,15 +38,11 @@ def _expand(paths: list[str]) -> list[str]:
     """Return the existing paths, with glob patterns expanded, in a stable order."""
     found: list[str] = []
     for path in paths:
-        matches = sorted(glob.glob(glob.escape(path) if "*" not in path else path))
-        for match in matches:
-            if match not in found and os.path.lexists(match):
+        pattern = path if "*" in path else glob.escape(path)
+        for match in sorted(glob.glob(pattern)):
+            if match not in found:
                 found.append(match)
     return found
-
-
-def _is_under(path: str, parents: list[str]) -> bool:
-    return any(path == parent or path.startswith(parent.rstrip("/") + "/") for parent in parents)
 
 
 def _archive(target: str, paths: list[str], exclude: list[str]) -> None:
@@ -56,7 +50,7 @@ def _archive(target: str, paths: list[str], exclude: list[str]) -> None:
     os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
 
     def skip(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-        return None if _is_under("/" + info.name, exclude) else info
+        return None if is_under("/" + info.name, exclude) else info
 
     descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, ARCHIVE_MODE)
     try:
@@ -93,7 +87,7 @@ def purge_bots(
     bots: list[Mapping[str, Any]],
     backup_root: str,
     check_mode: bool,
-    now: Callable[[], datetime] = _utc_now,
+    now: Callable[[], datetime] = utc_now,
 ) -> list[dict[str, Any]]:
     """Save then remove the files of each bot; return what was (or would be) done per bot."""
     checked = []
@@ -125,11 +119,9 @@ def purge_bots(
                 try:
                     _remove(path)
                 except OSError as error:
-                    raise PurgeError(
-                        f"Unable to purge bot {name!r}: removing {path} failed ({error}). "
-                        f"Its data is saved in {archive}"
-                        if archive
-                        else f"Unable to purge bot {name!r}: removing {path} failed ({error})"
-                    ) from None
+                    message = f"Unable to purge bot {name!r}: removing {path} failed ({error})"
+                    if archive:
+                        message += f". Its data is saved in {archive}"
+                    raise PurgeError(message) from None
         results.append({"name": name, "removed": existing, "saved": saved, "archive": archive})
     return results
